@@ -1245,7 +1245,7 @@ impl ServerConnection {
                 push_u64(&mut self.out, u64::from(n));
                 self.out.extend_from_slice(b" deleted.\r\n");
             }
-            Command::Noop => Status::ok(b"").encode(&mut self.out),
+            Command::Noop => Status::ok(b"No operation.").encode(&mut self.out),
             Command::Rset => {
                 self.deleted.fill(false);
                 self.live_count = self.listing.len();
