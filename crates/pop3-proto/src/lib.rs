@@ -8,7 +8,7 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`line`] | CRLF framing with explicit limits |
+//! | [`line`](mod@line) | CRLF framing with explicit limits |
 //! | [`command`] | [`Command`]: parse (borrowing) and encode |
 //! | [`response`] | status lines, response codes, greeting, CAPA lines |
 //! | [`dot`] | streaming dot-stuffing (server) and unstuffing (client) |
@@ -23,7 +23,7 @@
 //! ([`Connection::receive`], [`Connection::receive_eof`], [`Connection::handle_timeout`], or
 //! an answer to an event), drain [`Connection::poll_event`] and [`Connection::poll_transmit`]
 //! until neither yields anything, then wait for input or until [`Connection::poll_timeout`].
-//! Time is a [`Duration`](core::time::Duration) since an epoch the adapter picks; the machines
+//! Time is a [`Duration`] since an epoch the adapter picks; the machines
 //! never read a clock.
 //!
 //! ```
@@ -52,6 +52,9 @@
 //! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+// Set here rather than workspace-wide: they matter for this no_std crate and would only
+// be noise in the std adapters and binaries.
+#![warn(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 extern crate alloc;
 

@@ -513,7 +513,8 @@ mod tests {
 
     #[test]
     fn status_known_answers() {
-        let table: &[(&[u8], Indicator, Option<&str>, &[u8])] = &[
+        type Row<'a> = (&'a [u8], Indicator, Option<&'a str>, &'a [u8]);
+        let table: &[Row<'_>] = &[
             (b"+OK", Indicator::Ok, None, b""),
             (b"+OK 2 320", Indicator::Ok, None, b"2 320"),
             (b"-ERR", Indicator::Err, None, b""),
