@@ -635,7 +635,10 @@ fn output_high_water_stops_reading_until_drained() {
     while h.conn.poll_event().is_some() {}
     let mut out = Vec::new();
     let n = h.conn.poll_transmit(&mut out);
-    assert!((64 * 1024..64 * 1024 + 64).contains(&n), "buffered {n} bytes");
+    assert!(
+        (64 * 1024..64 * 1024 + 64).contains(&n),
+        "buffered {n} bytes"
+    );
     assert!(!h.conn.wants_read(), "buffered input is at its limit");
     h.drive();
     let rest = h.take_output();
