@@ -917,11 +917,10 @@ impl ServerConnection {
     }
 
     fn too_long(&mut self) -> LineOutcome {
-        if matches!(self.waiting, Waiting::SaslLine { started, .. } if started) {
-            self.pending = Some(Pending::AuthAborted);
-        }
-        if matches!(self.waiting, Waiting::SaslLine { .. }) {
+        if let Waiting::SaslLine { started, .. } = self.waiting {
             self.waiting = Waiting::Command;
+            // The application only knows of exchanges it has seen start.
+            self.pending = started.then_some(Pending::AuthAborted);
             Status::err(b"Authentication line too long.").encode(&mut self.out);
         } else {
             Status::err(b"Line too long.").encode(&mut self.out);
