@@ -16,6 +16,7 @@
 //! | [`sasl`] | SASL mechanism names and RFC 5034 framing |
 //! | [`maildrop`] | [`Listing`]: message sizes and unique ids |
 //! | [`server`] | [`ServerConnection`]: the server session machine |
+//! | [`client`] | [`ClientConnection`]: the client session machine |
 //!
 //! # The drive loop
 //!
@@ -62,6 +63,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 pub mod apop;
+pub mod client;
 pub mod command;
 pub mod dot;
 mod fmt;
@@ -73,6 +75,7 @@ pub mod sasl;
 mod secret;
 pub mod server;
 
+pub use client::{ClientConfig, ClientConnection, ClientEvent};
 pub use command::{Command, CommandError};
 pub use maildrop::Listing;
 pub use parsed::Parsed;
