@@ -1245,3 +1245,153 @@ impl crate::Connection for ClientConnection {
         Self::is_closed(self)
     }
 }
+
+/// A command's reply gathered into owned values: what a blocking or async client API
+/// returns. Bodies are not gathered (they stream); `feed` hands their pieces back.
+///
+/// Every adapter uses this, so the rules for turning events into results live in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Collected {
+    /// The status text of the first line (empty for typed single-line replies).
+    pub text: Vec<u8>,
+    /// `STAT`: messages and octets.
+    pub stat: Option<(u64, u64)>,
+    /// `LIST` entries (one for `LIST n`).
+    pub scans: Vec<(u32, u64)>,
+    /// `UIDL` entries (one for `UIDL n`).
+    pub uids: Vec<(u32, Vec<u8>)>,
+    /// Other multi-line reply lines (`LANG`, bare `AUTH`); CAPA lines are in
+    /// [`ClientConnection::capabilities`].
+    pub lines: Vec<Vec<u8>>,
+}
+
+/// A `-ERR` reply, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrReply {
+    /// The response code, if any (e.g. `IN-USE`, `SYS/TEMP`, `AUTH`).
+    pub code: Option<String>,
+    /// The text after the code.
+    pub text: String,
+}
+
+impl ErrReply {
+    /// The known code this reply carries.
+    pub fn known(&self) -> Option<response::KnownCode> {
+        response::ResponseCode::new(self.code.as_deref()?)
+            .ok()?
+            .known()
+    }
+}
+
+impl fmt::Display for ErrReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "-ERR [{code}] {}", self.text),
+            None => write!(f, "-ERR {}", self.text),
+        }
+    }
+}
+
+/// Where a reply stands after an event.
+#[derive(Debug)]
+pub enum ReplyProgress<'a> {
+    /// The event was not for this command, or more is to come.
+    Pending,
+    /// A piece of the body (RETR/TOP) to write out.
+    Body(&'a [u8]),
+    /// The reply is complete.
+    Done(Result<Collected, ErrReply>),
+    /// The connection closed before the reply was complete.
+    Closed(ClientCloseReason),
+}
+
+/// Gathers the events of one command ([`CommandHandle`]) into a [`Collected`] result.
+#[derive(Debug)]
+pub struct Collector {
+    handle: CommandHandle,
+    result: Collected,
+    /// A multi-line `+OK` arrived: entries follow until `End`.
+    started: bool,
+}
+
+impl Collector {
+    /// Gathers the reply to `handle`.
+    pub fn new(handle: CommandHandle) -> Self {
+        Self {
+            handle,
+            result: Collected::default(),
+            started: false,
+        }
+    }
+
+    /// Feeds one event (events for other commands pass through as `Pending`).
+    pub fn feed<'a>(&mut self, event: ClientEvent<'a>) -> ReplyProgress<'a> {
+        let mine = |h: CommandHandle| h == self.handle;
+        match event {
+            ClientEvent::Status {
+                handle,
+                status,
+                more,
+            } if mine(handle) => {
+                if !status.is_ok() {
+                    return ReplyProgress::Done(Err(ErrReply {
+                        code: status.code.map(|c| String::from(c.as_str())),
+                        text: String::from_utf8_lossy(status.text).into_owned(),
+                    }));
+                }
+                self.result.text = status.text.to_vec();
+                if more {
+                    self.started = true;
+                    ReplyProgress::Pending
+                } else {
+                    ReplyProgress::Done(Ok(core::mem::take(&mut self.result)))
+                }
+            }
+            ClientEvent::Stat {
+                handle,
+                messages,
+                octets,
+            } if mine(handle) => {
+                self.result.stat = Some((messages, octets));
+                ReplyProgress::Done(Ok(core::mem::take(&mut self.result)))
+            }
+            ClientEvent::Scan {
+                handle,
+                message,
+                octets,
+            } if mine(handle) => {
+                self.result.scans.push((message, octets));
+                self.single_or_pending()
+            }
+            ClientEvent::UniqueId {
+                handle,
+                message,
+                uid,
+            } if mine(handle) => {
+                self.result.uids.push((message, uid.to_vec()));
+                self.single_or_pending()
+            }
+            ClientEvent::Line { handle, line } if mine(handle) => {
+                self.result.lines.push(line.to_vec());
+                ReplyProgress::Pending
+            }
+            ClientEvent::Body { handle, data } if mine(handle) => ReplyProgress::Body(data),
+            ClientEvent::End { handle } if mine(handle) => {
+                ReplyProgress::Done(Ok(core::mem::take(&mut self.result)))
+            }
+            ClientEvent::Closed(reason) => ReplyProgress::Closed(reason),
+            _ => ReplyProgress::Pending,
+        }
+    }
+
+    /// `LIST n`/`UIDL n` replies are complete at once; entries of a multi-line listing
+    /// come after a `Status` (which set `text`, possibly empty) and end with `End`.
+    fn single_or_pending(&mut self) -> ReplyProgress<'static> {
+        if self.started {
+            ReplyProgress::Pending
+        } else {
+            ReplyProgress::Done(Ok(core::mem::take(&mut self.result)))
+        }
+    }
+}

@@ -1411,3 +1411,96 @@ impl crate::Connection for ServerConnection {
         Self::is_closed(self)
     }
 }
+
+/// A [`ServerEvent`] copied out of the machine, for drivers that hand decisions to an
+/// application across an `await` (the event itself borrows the machine). Every adapter
+/// uses this one conversion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerDecision {
+    /// See [`ServerEvent::CheckPassword`].
+    CheckPassword {
+        /// The USER argument.
+        user: String,
+        /// The PASS argument.
+        password: Secret<Vec<u8>>,
+    },
+    /// See [`ServerEvent::CheckApop`].
+    CheckApop {
+        /// The mailbox name.
+        user: String,
+        /// The greeting timestamp.
+        timestamp: Vec<u8>,
+        /// The client's digest.
+        digest: Vec<u8>,
+    },
+    /// See [`ServerEvent::AuthStart`].
+    AuthStart {
+        /// The mechanism.
+        mechanism: Mechanism,
+        /// The client's first message, decoded.
+        initial_response: Option<Secret<Vec<u8>>>,
+    },
+    /// See [`ServerEvent::AuthResponse`].
+    AuthResponse {
+        /// The decoded response.
+        response: Secret<Vec<u8>>,
+    },
+    /// See [`ServerEvent::AuthAborted`].
+    AuthAborted,
+    /// See [`ServerEvent::RetrieveMessage`].
+    RetrieveMessage {
+        /// 0-based index into the listing.
+        index: usize,
+        /// `Some(n)` for TOP.
+        top_lines: Option<u64>,
+    },
+    /// See [`ServerEvent::Commit`].
+    Commit {
+        /// The 0-based indices marked deleted.
+        deleted: Vec<usize>,
+    },
+    /// See [`ServerEvent::StartTls`].
+    StartTls,
+    /// See [`ServerEvent::Closed`].
+    Closed(CloseReason),
+}
+
+impl From<ServerEvent<'_>> for ServerDecision {
+    fn from(event: ServerEvent<'_>) -> Self {
+        match event {
+            ServerEvent::CheckPassword { user, password } => Self::CheckPassword {
+                user: String::from(user),
+                password: Secret::new(password.expose().to_vec()),
+            },
+            ServerEvent::CheckApop {
+                user,
+                timestamp,
+                digest,
+            } => Self::CheckApop {
+                user: String::from(user),
+                timestamp: timestamp.to_vec(),
+                digest: digest.to_vec(),
+            },
+            ServerEvent::AuthStart {
+                mechanism,
+                initial_response,
+            } => Self::AuthStart {
+                mechanism,
+                initial_response: initial_response.map(|r| Secret::new(r.expose().to_vec())),
+            },
+            ServerEvent::AuthResponse { response } => Self::AuthResponse {
+                response: Secret::new(response.expose().to_vec()),
+            },
+            ServerEvent::AuthAborted => Self::AuthAborted,
+            ServerEvent::RetrieveMessage { index, top_lines } => {
+                Self::RetrieveMessage { index, top_lines }
+            }
+            ServerEvent::Commit { deleted } => Self::Commit {
+                deleted: deleted.collect(),
+            },
+            ServerEvent::StartTls => Self::StartTls,
+            ServerEvent::Closed(reason) => Self::Closed(reason),
+        }
+    }
+}
