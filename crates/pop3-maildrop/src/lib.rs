@@ -59,6 +59,8 @@ pub use mbox::{Mbox, MboxFormat, MboxOptions, MboxStore};
 pub use memory::{MemoryMaildrop, MemoryStore};
 pub use user::{PathTemplate, is_valid_user_name};
 
+pub mod service;
+
 /// An open maildrop, exclusively locked for one POP3 session.
 ///
 /// Its [`listing`](Self::listing) is fixed at open: mail delivered during the session does
