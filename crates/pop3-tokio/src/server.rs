@@ -164,25 +164,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerSession<S> {
     }
 
     /// Like [`send_body`](Self::send_body) for a blocking reader (a file from a maildrop
-    /// whose pages are usually cached); each 64 KiB read runs inline.
-    pub async fn send_body_blocking<R: io::Read>(&mut self, mut reader: R) -> io::Result<()> {
-        let mut chunk = vec![0; 64 * 1024];
-        loop {
-            let n = match reader.read(&mut chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.abort_body()?;
-                    return Err(e);
-                }
-            };
-            if n == 0 || self.chunk(&chunk[..n])? == Progress::Done {
-                break;
-            }
-            self.flush().await?;
-        }
-        self.conn.body_end().map_err(misuse)?;
-        Ok(())
+    /// whose pages are usually cached); each 64 KiB read runs inline on the task.
+    pub async fn send_body_blocking<R: io::Read + Unpin>(&mut self, reader: R) -> io::Result<()> {
+        self.send_body(InlineRead(reader)).await
     }
 
     fn chunk(&mut self, data: &[u8]) -> io::Result<Progress> {
@@ -264,4 +248,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerSession<S> {
 
 fn misuse(e: pop3_proto::server::MisuseError) -> io::Error {
     io::Error::other(e)
+}
+
+/// A blocking reader used as an `AsyncRead`: each poll reads synchronously.
+struct InlineRead<R>(R);
+
+impl<R: io::Read + Unpin> AsyncRead for InlineRead<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = loop {
+            match this.0.read(buf.initialize_unfilled()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        std::task::Poll::Ready(result.map(|n| buf.advance(n)))
+    }
 }
