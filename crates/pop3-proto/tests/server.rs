@@ -24,6 +24,7 @@ fn lines(s: &str) -> Vec<&str> {
     s.split_inclusive("\r\n").collect()
 }
 
+// Also covers: R1939-GEN-1, R1939-ST-1, R1939-APOP-1, R2449-GRAM-3.
 #[test]
 fn r1939_gen_1_st_1_greeting_first_and_one_line() {
     let mut h = Harness::new(plaintext_config());
@@ -43,6 +44,7 @@ fn r1939_gen_2_keywords_case_insensitive() {
     assert_eq!(h.send(b"StAt\r\n"), "+OK 5 3170\r\n");
 }
 
+// Also covers: R1939-GEN-5, R1939-GEN-6, R2449-GRAM-2, R2449-LEN-3, R1957-1.
 #[test]
 fn r1939_gen_5_gen_6_every_status_line_is_well_formed_and_short() {
     let mut h = Harness::new(plaintext_config());
@@ -129,6 +131,7 @@ fn r1939_st_3_login_enters_transaction_nothing_deleted() {
     assert_eq!(h.send(b"STAT\r\n"), "+OK 5 3170\r\n");
 }
 
+// Also covers: R1939-ST-4, R1939-PASS-3, R2449-RC-IU-1, R3206-AUTH-1.
 #[test]
 fn r1939_st_4_r2449_rc_iu_1_locked_maildrop_is_in_use_wrong_password_is_auth() {
     let mut h = Harness::new(plaintext_config());
@@ -233,6 +236,7 @@ fn autologout_waits_while_the_application_is_busy() {
     assert_eq!(h.seen.closed, Some(CloseReason::Quit));
 }
 
+// Also covers: R1939-STAT-1, R1939-STAT-2.
 #[test]
 fn r1939_stat_1_stat_2_deleted_excluded() {
     let mut h = logged_in();
@@ -333,6 +337,7 @@ fn r1939_dele_1_r1939_upd_2_dropped_connection_deletes_nothing() {
     assert!(h.seen.commits.is_empty());
 }
 
+// Also covers: R1939-NOOP-1, R1939-RSET-1.
 #[test]
 fn r1939_noop_1_rset_1() {
     let mut h = logged_in();
@@ -431,6 +436,7 @@ fn r1939_top_2_to_6() {
     );
 }
 
+// Also covers: R1939-UIDL-1, R1939-UIDL-2, R1939-UIDL-4, R1939-UIDL-8.
 #[test]
 fn r1939_uidl_1_2_8_listing_format() {
     let mut h = logged_in();
@@ -446,6 +452,7 @@ fn r1939_uidl_1_2_8_listing_format() {
     assert!(h.send(b"UIDL 3\r\n").starts_with("-ERR"));
 }
 
+// Also covers: R1939-USER-2, R3206-AUTH-3.
 #[test]
 fn r1939_user_2_unknown_user_gets_the_same_failure_as_a_wrong_password() {
     let mut h = Harness::new(plaintext_config());
@@ -484,6 +491,7 @@ fn r1939_pass_2_password_with_space() {
     );
 }
 
+// Also covers: R1939-APOP-1, R1939-APOP-4, R1939-APOP-5.
 #[test]
 fn r1939_apop_1_4_5_apop_login() {
     let mut h = Harness::new(plaintext_config());
@@ -539,6 +547,7 @@ fn chunking_of_the_stored_message_does_not_change_the_wire() {
     }
 }
 
+// Also covers: R2449-LEN-1, ROB-1, R1939-GEN-4.
 #[test]
 fn r2449_len_1_rob_1_line_limits() {
     let mut h = Harness::new(plaintext_config());
@@ -671,6 +680,7 @@ fn large_listing_is_produced_in_bounded_pieces() {
     assert!(total > 100_000 * 10);
 }
 
+// Also covers: R2449-CAPA-1, R2449-CAPA-2, R2449-CAPA-3, R2449-CAPA-9, R2449-IMPL-1, R2449-RC-4, R3206-AUTH-2, R5034-CAP-1, R5034-CAP-4, R1957-2, R2449-EXP-2.
 #[test]
 fn r2449_capa_1_2_3_r5034_cap_4_capabilities_in_both_states() {
     let mut config = plaintext_config();
@@ -725,6 +735,7 @@ fn r2449_capa_1_2_3_r5034_cap_4_capabilities_in_both_states() {
     assert!(!before.contains("APOP") && !after.contains("APOP"));
 }
 
+// Also covers: R5034-AUTH-21, R2595-STLS-2, R2595-STLS-10, R2595-TLS-2, R8314-SRV-7, R1939-USER-3, R4616-6, RLOGIN-3, R5034-CAP-3.
 #[test]
 fn r5034_auth_21_r2595_stls_2_plaintext_hidden_until_tls() {
     let mut config = ServerConfig::new();
@@ -782,6 +793,7 @@ fn r2595_stls_3_5_7_stls_rules() {
     assert!(h.send(b"STLS\r\n").starts_with("-ERR"));
 }
 
+// Also covers: R8314-SRV-2, R2595-STLS-5, R8314-IMP-2.
 #[test]
 fn r8314_srv_2_stls_refused_when_not_offered_and_on_implicit_tls() {
     let mut h = Harness::new(plaintext_config());
@@ -815,6 +827,7 @@ fn r6856_stls_1_no_stls_after_utf8() {
     );
 }
 
+// Also covers: R6856-UTF8-1, R6856-LANG-1, R6856-LANG-2, R6856-LANG-3, R6856-LANG-4.
 #[test]
 fn r6856_utf8_1_lang_1_to_4() {
     let mut h = Harness::new(plaintext_config());
@@ -849,6 +862,7 @@ fn df_authlist_1_bare_auth_lists_mechanisms() {
     );
 }
 
+// Also covers: DF-XTND-1, DF-LAST-1, DF-RPOP-1.
 #[test]
 fn df_xtnd_last_rpop_are_refused() {
     let mut h = logged_in();
@@ -920,6 +934,7 @@ fn r5034_auth_10_12_bad_base64_is_refused() {
     assert_eq!(h.conn.state(), SessionState::Authorization);
 }
 
+// Also covers: R5034-AUTH-13, XOA2-4, R2449-LEN-2.
 #[test]
 fn r5034_auth_13_xoa2_4_long_sasl_lines_within_the_explicit_bound() {
     let mut h = Harness::new(plaintext_config());
@@ -1026,6 +1041,7 @@ fn misuse_is_a_typed_error_not_a_panic() {
     );
 }
 
+// Also covers: R6856-UTF8-3, R6856-RC-1, R1939-RETR-2.
 #[test]
 fn message_unavailable_and_abort() {
     use pop3_proto::server::{ServerEvent, Unavailable};
@@ -1073,4 +1089,118 @@ fn secrets_do_not_appear_in_debug_output() {
         }
     };
     assert!(!event.contains("hunter2"), "{event}");
+}
+
+#[test]
+fn r1939_user_1_second_user_replaces_the_first() {
+    let mut h = Harness::new(plaintext_config());
+    h.take_output();
+    let out = h.send(b"USER bob\r\nUSER alice\r\nPASS secret\r\n");
+    assert!(
+        out.ends_with("+OK Logged in, 5 messages (3170 octets)\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn r2449_rc_ld_1_r3206_sys_2_3_rejections_carry_their_codes() {
+    use pop3_proto::server::{LoginRejection, ServerEvent};
+    let cases = [
+        (LoginRejection::LoginDelay, "-ERR [LOGIN-DELAY] "),
+        (LoginRejection::TemporaryFailure, "-ERR [SYS/TEMP] "),
+        (LoginRejection::PermanentFailure, "-ERR [SYS/PERM] "),
+        (LoginRejection::InUse, "-ERR [IN-USE] "),
+        (LoginRejection::BadCredentials, "-ERR [AUTH] "),
+    ];
+    for (why, prefix) in cases {
+        let mut h = Harness::new(plaintext_config());
+        h.take_output();
+        h.conn.receive(h.now, b"USER alice\r\nPASS secret\r\n");
+        while let Some(e) = h.conn.poll_event() {
+            assert!(matches!(e, ServerEvent::CheckPassword { .. }));
+            h.conn.reject_login(why).unwrap();
+        }
+        let mut out = Vec::new();
+        let _ = h.conn.poll_transmit(&mut out);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.lines().last().unwrap().starts_with(prefix),
+            "{why:?}: {out}"
+        );
+        // Only credential failures count toward the limit (R3206-CAP-1).
+        assert!(!h.conn.is_closed());
+    }
+}
+
+#[test]
+fn r2449_gram_4_capa_8_iana_1_codes_and_tags_are_well_formed_and_registered() {
+    let registered = [
+        "TOP",
+        "USER",
+        "SASL",
+        "RESP-CODES",
+        "LOGIN-DELAY",
+        "PIPELINING",
+        "EXPIRE",
+        "UIDL",
+        "IMPLEMENTATION",
+        "STLS",
+        "AUTH-RESP-CODE",
+        "UTF8",
+        "LANG",
+    ];
+    let mut config = ServerConfig::new();
+    config.tls = TlsMode::Stls;
+    config.login_delay = Some(10);
+    config.expire = Some(Expire::Days(30));
+    config.implementation = Some("x".into());
+    config.implementation_before_login = true;
+    let mut h = Harness::new(config);
+    h.take_output();
+    let capa = h.send(b"CAPA\r\n");
+    for line in lines(&capa)[1..].iter().filter(|l| **l != ".\r\n") {
+        let tag = line.trim_end().split(' ').next().unwrap();
+        assert!(registered.contains(&tag), "unregistered tag {tag}");
+    }
+    // Every response code we emit fits resp-code = "[" level *("/" level) "]".
+    let mut all = capa;
+    all += &h.send(b"USER a\r\nPASS b\r\nAUTH PLAIN AGEAYg==\r\n");
+    let mut config = plaintext_config();
+    config.max_auth_failures = 10;
+    let mut h2 = Harness::new(config);
+    h2.locked.push("alice");
+    all += &h2.send(b"USER alice\r\nPASS secret\r\n");
+    let mut codes = 0;
+    for line in lines(&all) {
+        if let Some(rest) = line.strip_prefix("-ERR [") {
+            let code = &rest[..rest.find(']').unwrap()];
+            assert!(!code.is_empty());
+            for level in code.split('/') {
+                assert!(
+                    !level.is_empty()
+                        && level
+                            .bytes()
+                            .all(|b| (0x21..=0x7F).contains(&b) && b != b'/' && b != b']'),
+                    "{code}"
+                );
+            }
+            codes += 1;
+        }
+    }
+    assert!(codes >= 3, "{all}");
+}
+
+#[test]
+fn r5034_auth_4_challenges_are_plus_space_base64() {
+    let mut h = Harness::new(plaintext_config());
+    h.take_output();
+    let out = h.send(b"AUTH LOGIN\r\n");
+    let line = out.strip_suffix("\r\n").unwrap();
+    let b64 = line.strip_prefix("+ ").unwrap();
+    assert!(
+        !b64.is_empty()
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    );
 }
