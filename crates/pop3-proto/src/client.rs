@@ -211,6 +211,8 @@ pub enum ClientError {
     StlsNotAllowed,
     /// No STLS reply is awaiting its handshake.
     NotPending,
+    /// The command line would exceed 255 octets (RFC 2449 §4); use SASL for long names.
+    CommandTooLong,
 }
 
 impl fmt::Display for ClientError {
@@ -222,6 +224,7 @@ impl fmt::Display for ClientError {
             Self::UseAuthenticate => "use authenticate() for AUTH",
             Self::StlsNotAllowed => "STLS is not allowed now",
             Self::NotPending => "no TLS handshake is pending",
+            Self::CommandTooLong => "command longer than 255 octets",
         })
     }
 }
@@ -569,7 +572,13 @@ impl ClientConnection {
             Command::Utf8 => self.utf8 = true,
             _ => {}
         }
-        Ok(self.enqueue(now, Reply::of(&command), |out| command.encode(out)))
+        // R2449-LEN-4: no command line over 255 octets (AUTH defers long data instead).
+        let mut line = Vec::new();
+        command.encode(&mut line);
+        if line.len() > 255 {
+            return Err(ClientError::CommandTooLong);
+        }
+        Ok(self.enqueue(now, Reply::of(&command), |out| out.extend_from_slice(&line)))
     }
 
     /// Logs in with APOP (RFC 1939 §7) using the greeting's timestamp.

@@ -588,3 +588,16 @@ fn auth_send_goes_through_authenticate() {
     };
     assert_eq!(c.send(T0, cmd), Err(ClientError::UseAuthenticate));
 }
+
+#[test]
+fn r2449_len_4_r1939_gen_3_command_lines_are_short_and_canonical() {
+    let mut c = plaintext();
+    let long = "u".repeat(260);
+    assert_eq!(
+        c.send(T0, Command::User(&long)),
+        Err(ClientError::CommandTooLong)
+    );
+    c.send(T0, Command::Top { msg: 1, lines: 0 }).unwrap();
+    let line = wire(&mut c);
+    assert_eq!(line, "TOP 1 0\r\n");
+}
